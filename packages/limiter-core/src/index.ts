@@ -1,0 +1,6 @@
+export * from './types.js'
+export * from './errors.js'
+export * from './policy.js'
+export * from './store/index.js'
+export * from './config/index.js'
+export * from './admin/index.js'
