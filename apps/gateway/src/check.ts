@@ -1,0 +1,80 @@
+/**
+ * `POST /v1/check` `{"appId":"…","cost":1}` -> `200 {"allowed","limits":[…],"retryAfterMs"}`:
+ * a decision for callers that are not behind the gateway. It counts like a request (same config,
+ * fail modes, metrics and logs), but the route itself is exempt from request rate limiting. When a
+ * JWT key is configured it needs a bearer token with scope `ratelimit:check` (401/403 as for the
+ * admin API), otherwise anyone could spend any app's budget.
+ */
+import { requireScope, sluiceAuth } from '@sluice/admin-plugin'
+import type { FastifyInstance } from 'fastify'
+import { jwtOptions } from './admin.js'
+import { errorBody } from './proxy.js'
+import { hasJwtKey, type Settings } from './settings.js'
+
+const bodySchema = {
+  type: 'object',
+  required: ['appId'],
+  additionalProperties: false,
+  properties: {
+    appId: { type: 'string', minLength: 1, maxLength: 128 },
+    cost: { type: 'integer', minimum: 1, maximum: 1_000_000_000, default: 1 },
+  },
+} as const
+
+interface CheckBody {
+  appId: string
+  cost: number
+}
+
+/** Register the route in `scope`, where `scope.sluice` (the limiter) is available. */
+export async function registerCheck(scope: FastifyInstance, settings: Settings): Promise<void> {
+  await scope.register(async (check) => {
+    const guarded = hasJwtKey(settings)
+    if (guarded) await check.register(sluiceAuth, { jwt: jwtOptions(settings) })
+    check.setErrorHandler((err, _request, reply) => {
+      const e = err as { validation?: unknown; statusCode?: number; message: string; code?: string }
+      if (e.validation !== undefined || e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 400) {
+        return reply.code(400).send(errorBody('SLUICE_ERR_GATEWAY_CHECK_BODY', e.message))
+      }
+      return reply.send(err)
+    })
+    check.post<{ Body: CheckBody }>(
+      '/v1/check',
+      {
+        config: { rateLimit: false },
+        schema: { body: bodySchema },
+        ...(guarded ? { onRequest: requireScope('ratelimit:check') } : {}),
+      },
+      async (request, reply) => {
+        const { appId, cost } = request.body
+        let info: Awaited<ReturnType<typeof check.sluice.check>>
+        try {
+          info = await check.sluice.check(appId, cost, { ip: request.ip, log: request.log })
+        } catch (err) {
+          const e = err as { statusCode?: number; code?: string; message: string }
+          if (e.statusCode === 400 || e.statusCode === 403) {
+            return reply.code(e.statusCode).send({
+              statusCode: e.statusCode,
+              error: e.statusCode === 400 ? 'Bad Request' : 'Forbidden',
+              code: e.code,
+              message: e.message,
+            })
+          }
+          throw err
+        }
+        check.sluice.writeHeaders(reply, info)
+        const d = info.decision
+        return {
+          allowed: info.allowed,
+          limits: (d?.limits ?? []).map((l) => ({
+            name: l.name,
+            limit: l.limit,
+            remaining: l.remaining,
+            resetMs: l.resetMs,
+          })),
+          retryAfterMs: info.allowed ? 0 : (d?.retryAfterMs ?? 1000),
+        }
+      },
+    )
+  })
+}
