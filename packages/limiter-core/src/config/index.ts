@@ -1,0 +1,4 @@
+export * from './repository.js'
+export * from './resolver.js'
+export * from './schema.js'
+export * from './types.js'
