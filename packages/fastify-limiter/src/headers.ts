@@ -16,6 +16,8 @@ export interface PolicyHeaders {
   readonly itemPrefixes: readonly string[]
   /** `X-RateLimit-Limit` value (the tightest limit's `limit`), as a string. */
   readonly tightestLimit: string
+  /** Per limit: its `limit` as a string. */
+  readonly limits: readonly string[]
   readonly tightest: number
 }
 
@@ -48,6 +50,7 @@ export function policyHeaders(policy: CompiledPolicy): PolicyHeaders {
       policy: items.join(', '),
       itemPrefixes: Object.freeze(prefixes),
       tightestLimit: String(tightest?.limit ?? 0),
+      limits: Object.freeze(policy.limits.map((l) => String(l.limit))),
       tightest: policy.tightest,
     })
     cache.set(policy, h)
@@ -83,13 +86,27 @@ export function writeHeaders(
   reply.header('ratelimit-policy', h.policy)
   reply.header('ratelimit', rateLimitHeader(h, decision))
   if (legacy) {
-    const t = decision.limits[h.tightest]
+    const i = tightestIndex(decision, h.tightest)
+    const t = decision.limits[i]
     if (t !== undefined) {
-      reply.header('x-ratelimit-limit', h.tightestLimit)
+      reply.header('x-ratelimit-limit', h.limits[i] ?? h.tightestLimit)
       reply.header('x-ratelimit-remaining', t.remaining)
       reply.header('x-ratelimit-reset', ceilSeconds(t.resetMs))
     }
   }
+}
+
+/**
+ * The limit the legacy headers describe: the one with the fewest units left now (it blocks first),
+ * ties broken by the policy's statically tightest limit (smallest limit/windowMs), then by order.
+ */
+export function tightestIndex(decision: Decision, staticTightest: number): number {
+  const limits = decision.limits
+  let best = staticTightest < limits.length ? staticTightest : 0
+  for (let i = 0; i < limits.length; i++) {
+    if (limits[i]!.remaining < limits[best]!.remaining) best = i
+  }
+  return best
 }
 
 /** `Retry-After` seconds of a block: an integer >= 1. */

@@ -8,7 +8,13 @@ const param = (item: unknown, key: string) => (item as [unknown, Map<string, unk
 import { agedDecision, BlockedCache } from '../src/blocked-cache.js'
 import { CircuitBreaker } from '../src/breaker.js'
 import { PluginOptionsError } from '../src/errors.js'
-import { policyHeaders, rateLimitHeader, retryAfterSeconds, writeHeaders } from '../src/headers.js'
+import {
+  policyHeaders,
+  rateLimitHeader,
+  retryAfterSeconds,
+  tightestIndex,
+  writeHeaders,
+} from '../src/headers.js'
 import { SluiceMetrics } from '../src/metrics.js'
 import { normalizeOptions, resolveOptions } from '../src/options.js'
 
@@ -131,12 +137,13 @@ t.test('IETF headers are valid structured-field lists, computed once per policy'
     {
       'ratelimit-policy': h.policy,
       ratelimit: rl,
-      'x-ratelimit-limit': '50000',
-      'x-ratelimit-remaining': 49990,
-      'x-ratelimit-reset': 86000,
+      'x-ratelimit-limit': '10',
+      'x-ratelimit-remaining': 3,
+      'x-ratelimit-reset': 1,
     },
-    'legacy headers of the tightest limit (smallest limit/window: per-day here)',
+    'legacy headers of the tightest limit (fewest units left: per-second here)',
   )
+  t.equal(tightestIndex(decision(true), 1), 0, 'fewest remaining wins over the static tightest')
   t.equal(retryAfterSeconds(1), 1)
   t.equal(retryAfterSeconds(0), 1)
   t.equal(retryAfterSeconds(1001), 2)
