@@ -11,7 +11,12 @@
  *   `UPSTREAM_URL`, or answered with the decision as JSON (demo mode).
  */
 import { ConfigRepository, type ConfigResolver, DEFAULT_APP_ID, MemoryStore } from '@sluice/limiter-core'
-import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyPluginCallback } from 'fastify'
+import Fastify, {
+  type FastifyInstance,
+  type FastifyLoggerOptions,
+  type FastifyPluginCallback,
+  type FastifyReply,
+} from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import type { DestinationStream, LoggerOptions as PinoLoggerOptions } from 'pino'
 import { Registry } from 'prom-client'
@@ -180,6 +185,22 @@ export async function createApp(settings: Settings, overrides: AppOverrides = {}
   if (adminApp !== null) {
     adminApp.get('/healthz', async () => ({ status: 'ok' }))
   }
+  // `/admin/*` is reserved: every path under it that is not an admin route answers 404 on PORT
+  // (also when the API is on ADMIN_PORT, or not mounted) rather than falling into the rate-limited
+  // catch-all and the upstream.
+  const adminOnMain = hasJwtKey(settings) && redis !== null && adminApp === null
+  const notHere = async (_request: unknown, reply: FastifyReply) =>
+    reply.code(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: adminOnMain
+        ? 'no such admin route'
+        : adminApp !== null
+          ? 'the admin API is served on ADMIN_PORT'
+          : 'the admin API is not mounted (it needs ADMIN_JWT_SECRET or ADMIN_JWT_PUBLIC_KEY, and Redis)',
+    })
+  app.all('/admin', notHere)
+  app.all('/admin/*', notHere)
 
   await app.ready()
   await adminApp?.ready()

@@ -89,7 +89,6 @@ function intIn(min: number, max: number): Parser<number> {
   }
 }
 
-const parsePort = intIn(1, 65535)
 const parsePortOrZero = intIn(0, 65535)
 
 function parseHost(raw: string, name: string): string {

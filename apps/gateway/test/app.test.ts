@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startRedis } from '@sluice/test-redis'
-import t from 'tap'
+import { SignJWT } from 'jose'
+import t, { type Test } from 'tap'
 import { createApp } from '../src/app.js'
 import { loadSettings } from '../src/settings.js'
 
@@ -111,4 +112,104 @@ t.test('redis: readyz up and down', async (t) => {
   t.equal(down.statusCode, 503)
   t.match(down.json().reason, /redis/)
   await redis.resume()
+})
+
+const SECRET = 'app-test-secret-that-is-at-least-32-characters'
+
+function token(scope: string): Promise<string> {
+  return new SignJWT({ scope })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('app-test')
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(SECRET))
+}
+
+async function readyApp(t: Test, env: Record<string, string>) {
+  const redis = await startRedis({ own: true })
+  t.teardown(() => redis.stop())
+  const gw = await createApp(
+    loadSettings({ LOG_LEVEL: 'silent', REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '1000', ...env }),
+    quiet,
+  )
+  t.teardown(() => gw.close())
+  let ready = 0
+  for (let i = 0; i < 100 && ready !== 200; i++) {
+    ready = (await gw.app.inject('/readyz')).statusCode
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 100))
+  }
+  t.equal(ready, 200, 'ready')
+  return gw
+}
+
+t.test('POST /v1/check with a JWT key: 401 / 403 / 200, and it counts like a request', async (t) => {
+  const gw = await readyApp(t, { ADMIN_JWT_SECRET: SECRET })
+  const app = gw.app
+  const payload = { appId: 'check-app', cost: 1 }
+  const none = await app.inject({ method: 'POST', url: '/v1/check', payload })
+  t.equal(none.statusCode, 401, 'no token: 401')
+  t.match(String(none.headers['www-authenticate']), /^Bearer/)
+  const read = await token('ratelimit:read ratelimit:write')
+  const wrong = await app.inject({
+    method: 'POST',
+    url: '/v1/check',
+    payload,
+    headers: { authorization: `Bearer ${read}` },
+  })
+  t.equal(wrong.statusCode, 403, 'token without ratelimit:check: 403')
+  const put = await app.inject({
+    method: 'PUT',
+    url: '/admin/v1/configs/check-app',
+    headers: { authorization: `Bearer ${read}` },
+    payload: {
+      limits: [{ name: 'per-minute', algorithm: 'sliding-log', limit: 3, windowMs: 60_000 }],
+      failMode: 'closed',
+      shadow: false,
+    },
+  })
+  t.equal(put.statusCode, 200, 'config stored')
+  const auth = { authorization: `Bearer ${await token('ratelimit:check')}` }
+  const first = await app.inject({
+    method: 'POST',
+    url: '/v1/check',
+    payload: { appId: 'check-app', cost: 2 },
+    headers: auth,
+  })
+  t.equal(first.statusCode, 200)
+  t.match(first.json(), {
+    allowed: true,
+    limits: [{ name: 'per-minute', limit: 3, remaining: 1 }],
+    retryAfterMs: 0,
+  })
+  // A request through the gateway spends from the same budget.
+  const viaProxy = await app.inject({ url: '/anything', headers: { 'x-app-id': 'check-app' } })
+  t.equal(viaProxy.statusCode, 200, 'the third unit is admitted as a request')
+  const refused = await app.inject({ method: 'POST', url: '/v1/check', payload, headers: auth })
+  t.equal(refused.statusCode, 200, '/v1/check answers 200 even when refused')
+  t.equal(refused.json().allowed, false, 'the budget is spent')
+  t.ok(refused.json().retryAfterMs > 0, 'retryAfterMs > 0')
+  const blocked = await app.inject({ url: '/anything', headers: { 'x-app-id': 'check-app' } })
+  t.equal(blocked.statusCode, 429, 'requests are refused too')
+})
+
+t.test('ADMIN_PORT: the admin API only on the admin listener', async (t) => {
+  const gw = await readyApp(t, { ADMIN_JWT_SECRET: SECRET, ADMIN_PORT: '0', PORT: '0' })
+  t.ok(gw.adminApp, 'a second app')
+  const auth = { authorization: `Bearer ${await token('ratelimit:read')}` }
+  const onMain = await gw.app.inject({ url: '/admin/v1/configs', headers: auth })
+  t.equal(onMain.statusCode, 404, 'not on PORT')
+  t.notOk(onMain.headers['ratelimit-policy'], 'and not rate limited as a request there')
+  const onAdmin = await gw.adminApp?.inject({ url: '/admin/v1/configs', headers: auth })
+  t.equal(onAdmin?.statusCode, 200, 'served on ADMIN_PORT')
+  t.equal((await gw.adminApp?.inject({ url: '/admin/v1/configs' }))?.statusCode, 401, 'still needs a token')
+  t.equal(
+    (await gw.adminApp?.inject({ url: '/hello', headers: { 'x-app-id': 'a' } }))?.statusCode,
+    404,
+    'the admin listener proxies nothing',
+  )
+  const { url, adminUrl } = await gw.listen()
+  t.ok(adminUrl, 'the admin listener is bound')
+  t.not(url, adminUrl)
+  const r = await fetch(`${adminUrl}/admin/v1/configs`, { headers: auth })
+  t.equal(r.status, 200, 'over the network too')
+  t.equal((await fetch(`${url}/admin/v1/configs`, { headers: auth })).status, 404)
 })

@@ -16,6 +16,7 @@ import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
+import { unknownFields } from './k8s-fields.js'
 
 const K8S = fileURLToPath(new URL('../../../k8s/', import.meta.url))
 
@@ -75,6 +76,7 @@ for (const overlay of ['base', 'overlays/dev', 'overlays/prod']) {
       t.ok(kinds.includes(k), `has a ${k}`)
     }
     for (const o of objs) t.doesNotThrow(() => validate(o), `${o.kind}/${o.metadata.name} is valid`)
+    for (const o of objs) t.same(unknownFields(o), [], `${o.kind}/${o.metadata.name} has no unknown field`)
 
     const dep = objs.find((o) => o.kind === 'Deployment') as any
     const pod = dep.spec.template.spec
@@ -135,4 +137,30 @@ t.test('a mistyped field fails validation (negative)', async (t) => {
   const badSm = structuredClone(sm)
   badSm.spec.endpoints = 'http'
   t.throws(() => validate(badSm), /endpoints/)
+})
+
+t.test('a misspelled field is rejected (negative)', async (t) => {
+  const objs = render('base')
+  const dep = structuredClone(objs.find((o) => o.kind === 'Deployment')) as any
+  dep.spec.replcas = 3
+  dep.spec.template.spec.containers[0].readinesProbe = { httpGet: { path: '/readyz', port: 'http' } }
+  dep.spec.template.spec.containers[0].resources.limit = { memory: '1Gi' }
+  t.ok(unknownFields(dep).includes('Deployment.spec.replcas'), 'spec.replcas')
+  t.ok(
+    unknownFields(dep).includes('Deployment.spec.template.spec.containers[0].readinesProbe'),
+    'readinesProbe',
+  )
+  t.ok(
+    unknownFields(dep).includes('Deployment.spec.template.spec.containers[0].resources.limit'),
+    'resources.limit',
+  )
+  t.equal(unknownFields(dep).length, 3, 'nothing else')
+  const sm = structuredClone(objs.find((o) => o.kind === 'ServiceMonitor')) as any
+  sm.spec.endpoints[0].intervall = '15s'
+  t.same(unknownFields(sm), ['ServiceMonitor.spec.endpoints[0].intervall'])
+  const cm = structuredClone(objs.find((o) => o.kind === 'ConfigMap')) as any
+  cm.data.ANY_KEY = 'maps accept any key'
+  t.same(unknownFields(cm), [], 'labels/annotations/data are maps')
+  cm.metdata = {}
+  t.same(unknownFields(cm), ['ConfigMap.metdata'])
 })
