@@ -16,6 +16,7 @@ import Fastify, {
   type FastifyLoggerOptions,
   type FastifyPluginCallback,
   type FastifyReply,
+  LogController,
 } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import type { DestinationStream, LoggerOptions as PinoLoggerOptions } from 'pino'
@@ -74,7 +75,13 @@ export async function createApp(settings: Settings, overrides: AppOverrides = {}
     return503OnClosing: true,
     forceCloseConnections: 'idle' as const,
     requestIdHeader: 'x-request-id',
-    disableRequestLogging: settings.logLevel !== 'debug' && settings.logLevel !== 'trace',
+    // Request/response lines only at debug and below: at info every request would be two lines.
+    logController: new LogController({
+      disableRequestLogging: settings.logLevel !== 'debug' && settings.logLevel !== 'trace',
+    }),
+    // appIds are up to 128 characters (contract section 5); Fastify's default (100) would answer
+    // 414 on the admin API's /:appId routes for the longest ones.
+    maxParamLength: 256,
   }
   const app = Fastify(fastifyOpts)
   const adminApp = settings.adminPort !== null && hasJwtKey(settings) ? Fastify(fastifyOpts) : null

@@ -206,6 +206,10 @@ t.test('ADMIN_PORT: the admin API only on the admin listener', async (t) => {
     404,
     'the admin listener proxies nothing',
   )
+  const longId = 'a'.repeat(128)
+  const long = await gw.adminApp?.inject({ url: `/admin/v1/configs/${longId}`, headers: auth })
+  t.equal(long?.statusCode, 404, 'regression: a 128-character appId reaches the route (no 414)')
+  t.equal(long?.json().statusCode, 404)
   const { url, adminUrl } = await gw.listen()
   t.ok(adminUrl, 'the admin listener is bound')
   t.not(url, adminUrl)
