@@ -138,7 +138,7 @@ async function readyApp(t: Test, env: Record<string, string>) {
     if (ready !== 200) await new Promise((r) => setTimeout(r, 100))
   }
   t.equal(ready, 200, 'ready')
-  return gw
+  return Object.assign(gw, { testRedis: redis })
 }
 
 t.test('POST /v1/check with a JWT key: 401 / 403 / 200, and it counts like a request', async (t) => {
@@ -189,6 +189,37 @@ t.test('POST /v1/check with a JWT key: 401 / 403 / 200, and it counts like a req
   t.ok(refused.json().retryAfterMs > 0, 'retryAfterMs > 0')
   const blocked = await app.inject({ url: '/anything', headers: { 'x-app-id': 'check-app' } })
   t.equal(blocked.statusCode, 429, 'requests are refused too')
+
+  // failMode closed: a store failure is a 503 with Retry-After: 1 here too, never a 200 "refused".
+  const put2 = await app.inject({
+    method: 'PUT',
+    url: '/admin/v1/configs/check-app-2',
+    headers: { authorization: `Bearer ${read}` },
+    payload: {
+      limits: [{ name: 'per-minute', algorithm: 'sliding-log', limit: 100, windowMs: 60_000 }],
+      failMode: 'closed',
+    },
+  })
+  t.equal(put2.statusCode, 200)
+  const warm = await app.inject({
+    method: 'POST',
+    url: '/v1/check',
+    payload: { appId: 'check-app-2' },
+    headers: auth,
+  })
+  t.equal(warm.json().allowed, true, 'config cached before the outage')
+  await gw.testRedis.pause()
+  t.teardown(() => gw.testRedis.resume())
+  const outage = await app.inject({
+    method: 'POST',
+    url: '/v1/check',
+    payload: { appId: 'check-app-2', cost: 1 },
+    headers: auth,
+  })
+  t.equal(outage.statusCode, 503, 'store down + failMode closed: 503')
+  t.equal(outage.headers['retry-after'], '1')
+  t.equal(outage.json().appId, 'check-app-2')
+  await gw.testRedis.resume()
 })
 
 t.test('ADMIN_PORT: the admin API only on the admin listener', async (t) => {
