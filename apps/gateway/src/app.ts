@@ -40,6 +40,14 @@ const fastifyMetrics = ((fastifyMetricsModule as unknown as { default?: unknown 
 export const DRAIN_TIMEOUT_MS = 10_000
 
 /** What tests (or embedders) may replace. */
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
+const RESERVED_METHODS: ReadonlyArray<readonly [string, readonly string[]]> = [
+  ['/v1/check', ['POST']],
+  ['/healthz', ['GET', 'HEAD']],
+  ['/readyz', ['GET', 'HEAD']],
+  ['/metrics', ['GET', 'HEAD']],
+]
+
 export interface AppOverrides {
   /** Log destination (default stdout). */
   readonly logStream?: DestinationStream
@@ -208,6 +216,25 @@ export async function createApp(settings: Settings, overrides: AppOverrides = {}
     })
   app.all('/admin', notHere)
   app.all('/admin/*', notHere)
+  // The other reserved paths answer 405 for methods they do not serve, instead of falling into the
+  // rate-limited catch-all and being proxied.
+  for (const [path, allow] of RESERVED_METHODS) {
+    const others = ALL_METHODS.filter((m) => !allow.includes(m))
+    app.route({
+      method: others,
+      url: path,
+      config: { rateLimit: false },
+      handler: async (_request, reply) =>
+        reply
+          .code(405)
+          .header('allow', allow.join(', '))
+          .send({
+            statusCode: 405,
+            error: 'Method Not Allowed',
+            message: `${path} allows ${allow.join(', ')}`,
+          }),
+    })
+  }
 
   await app.ready()
   await adminApp?.ready()

@@ -64,15 +64,12 @@ export async function registerCheck(scope: FastifyInstance, settings: Settings):
         }
         if (info.outcome === 'fail_closed') {
           // The store failed and the app's failMode is `closed`: the same 503 a request would get.
-          return reply
-            .code(503)
-            .header('retry-after', '1')
-            .send({
-              statusCode: 503,
-              error: 'Service Unavailable',
-              message: 'rate-limit store unavailable (failMode closed)',
-              appId,
-            })
+          return reply.code(503).header('retry-after', '1').send({
+            statusCode: 503,
+            error: 'Service Unavailable',
+            message: 'rate-limit store unavailable (failMode closed)',
+            appId,
+          })
         }
         check.sluice.writeHeaders(reply, info)
         const d = info.decision

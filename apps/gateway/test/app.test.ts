@@ -45,6 +45,17 @@ t.test('embedded store: demo mode, health, reserved paths', async (t) => {
   t.equal(check.json().allowed, true)
   t.ok(Array.isArray(check.json().limits))
   t.equal((await app.inject({ method: 'POST', url: '/v1/check', payload: { cost: 1 } })).statusCode, 400)
+  for (const [method, url] of [
+    ['GET', '/v1/check'],
+    ['POST', '/healthz'],
+    ['DELETE', '/metrics'],
+    ['PUT', '/readyz'],
+  ] as const) {
+    const r = await app.inject({ method, url, headers: { 'x-app-id': 'demo-app' } })
+    t.equal(r.statusCode, 405, `${method} ${url}: 405, not the catch-all`)
+    t.notOk(r.headers['ratelimit-policy'], `${method} ${url} is not rate limited`)
+    t.ok(r.headers.allow)
+  }
 })
 
 t.test('proxy: forwards, 502, 504', async (t) => {
