@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
-import { StoreTimeoutError } from '../errors.js'
 import { compilePolicy } from '../policy.js'
+import { withTimeout } from '../store/redis-store.js'
 import type { CompiledPolicy, RateLimitConfig } from '../types.js'
 import {
   CONFIG_UPDATES_CHANNEL,
@@ -268,21 +268,7 @@ class Resolver implements ConfigResolver {
   }
 
   #bounded<T>(p: Promise<T>): Promise<T> {
-    const ms = this.#timeoutMs
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms)
-      timer.unref()
-      p.then(
-        (v) => {
-          clearTimeout(timer)
-          resolve(v)
-        },
-        (e: unknown) => {
-          clearTimeout(timer)
-          reject(e)
-        },
-      )
-    })
+    return withTimeout(p, this.#timeoutMs)
   }
 
   #apply(entry: Entry, raw: string | null, fresh: boolean): void {
@@ -419,20 +405,7 @@ class Resolver implements ConfigResolver {
       sub.on('ready', this.#resubscribe)
     }
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StoreTimeoutError(2000)), Math.max(2000, this.#timeoutMs))
-        timer.unref()
-        sub.subscribe(CONFIG_UPDATES_CHANNEL).then(
-          () => {
-            clearTimeout(timer)
-            resolve()
-          },
-          (e: unknown) => {
-            clearTimeout(timer)
-            reject(e)
-          },
-        )
-      })
+      await withTimeout(sub.subscribe(CONFIG_UPDATES_CHANNEL), Math.max(2000, this.#timeoutMs))
       if (isCluster(sub)) this.#clusterSubInstance = clusterSubscriberInstance(sub)
     } catch (err) {
       this.#error(err instanceof Error ? err : new Error(String(err)), 'config subscribe')
