@@ -1,0 +1,6 @@
+export * from './configs.js'
+export * from './fault-proxy.js'
+export * from './gateway-process.js'
+export * from './in-process.js'
+export * from './load.js'
+export * from './metrics.js'
