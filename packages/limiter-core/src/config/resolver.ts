@@ -389,6 +389,9 @@ class Resolver implements ConfigResolver {
     const sub = this.#givenSubscriber ?? this.#duplicate()
     this.#ownsSub = this.#givenSubscriber === undefined
     this.#sub = sub
+    // A subscriber we created is ours to listen on: without an 'error' listener ioredis prints
+    // "Unhandled error event" on stderr for every failed reconnect, outside the JSON log.
+    if (this.#ownsSub) sub.on('error', this.#onSubscriberError)
     sub.on('message', this.#onMessage)
     if (isCluster(sub)) {
       // ioredis Cluster re-creates its subscriber connection silently: watch for a new one.
@@ -412,6 +415,10 @@ class Resolver implements ConfigResolver {
     }
     this.#guard = setInterval(() => void this.#reseed(), this.#guardMs)
     this.#guard.unref()
+  }
+
+  #onSubscriberError = (err: Error): void => {
+    this.#error(err, 'config subscriber')
   }
 
   #duplicate(): RedisLike {
