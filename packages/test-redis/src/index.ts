@@ -279,7 +279,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     return new OwnedRedis(Number(u.port || 6379), [], false, external)
   }
   const args = [...(options.args ?? [])]
-  if (options.clusterNode) args.push('--cluster-enabled', 'yes', '--cluster-node-timeout', '2000')
+  if (options.clusterNode) {
+    // No diskless-sync delay: a replica must have synced before startCluster returns, or a master
+    // killed in the first seconds is never failed over.
+    args.push('--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', '--repl-diskless-sync-delay', '0')
+  }
   let lastErr: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
@@ -370,11 +374,10 @@ async function waitForClusterOk(servers: TestRedis[], replicas: number, timeoutM
       const ok = infos.every((info) => info.includes('cluster_state:ok'))
       let replicasOk = true
       if (ok && replicas > 0) {
-        const nodes = (await clients[0]!.cluster('NODES')) as string
-        const connectedSlaves = nodes
-          .split('\n')
-          .filter((l) => l.includes('slave') && l.includes('connected'))
-        replicasOk = connectedSlaves.length === servers.length - servers.length / (replicas + 1)
+        // Every replica connected AND synced (master_link_status:up), so failover can happen.
+        const repl = await Promise.all(clients.map((c) => c.info('replication')))
+        const synced = repl.filter((i) => i.includes('role:slave') && i.includes('master_link_status:up'))
+        replicasOk = synced.length === servers.length - servers.length / (replicas + 1)
       }
       if (ok && replicasOk) {
         // Every node must also agree on the slot map, or clients may be sent MOVED loops.
