@@ -20,7 +20,7 @@ export function sluiceConfig(config: BenchConfig): RateLimitConfig {
   )
   const algorithm = alg ?? 'sliding-log'
   const limits: LimitSpec[] = [{ name: 'per-second', algorithm, limit, windowMs }]
-  if (config.name.endsWith('-3')) {
+  if (/-3(-|$)/.test(config.name)) {
     // Two more limits that never bind, so the path stays "allowed" but every request is counted 3 times.
     limits.push({ name: 'per-10s', algorithm: 'sliding-log', limit, windowMs: windowMs * 10 })
     limits.push({ name: 'per-hour', algorithm: 'sliding-window', limit: 1e9, windowMs: 3_600_000 })
@@ -69,6 +69,13 @@ async function scrapeDecisions(port: number): Promise<Record<string, number>> {
   return out
 }
 
+/** `-batch` forces the store's tick batching on, `-nobatch` off; otherwise the plugin's default. */
+function batchOption(config: BenchConfig): { batch?: boolean } {
+  if (config.name.includes('-nobatch')) return { batch: false }
+  if (config.name.includes('-batch')) return { batch: true }
+  return {}
+}
+
 /** The plugin as a user would register it: a fail-fast client, per-app configs from Redis, default seeded. */
 export async function buildSluicePlugin(
   app: FastifyInstance,
@@ -81,7 +88,12 @@ export async function buildSluicePlugin(
     ...(config.name.endsWith('-autopipe') ? { redisOptions: { enableAutoPipelining: true } } : {}),
   }) as Redis
   await ready(redis)
-  await app.register(sluiceLimiter, { redis, defaultConfig: sluiceConfig(config), timeoutMs: 1000 })
+  await app.register(sluiceLimiter, {
+    redis,
+    defaultConfig: sluiceConfig(config),
+    timeoutMs: 1000,
+    ...batchOption(config),
+  })
   return () => redis.quit()
 }
 

@@ -13,8 +13,12 @@ import type { Cluster, Redis } from 'ioredis'
 import type { NormalizedOptions } from './options.js'
 
 /** A Redis store over a client the plugin was given (the store never closes the client). */
-export function createRedisStore(client: Redis | Cluster, timeoutMs: number): Store {
-  return new RedisStore({ client, timeoutMs })
+export function createRedisStore(
+  client: Redis | Cluster,
+  timeoutMs: number,
+  batch: boolean | { readonly maxBatch?: number } = false,
+): Store {
+  return new RedisStore({ client, timeoutMs, batch })
 }
 
 /** An in-process store (the default store without Redis, and the store of `failMode: 'local'`). */

@@ -136,7 +136,7 @@ export class Limiter {
   ): SluiceStoreError {
     const e = toStoreError(err)
     this.metrics.storeErrors.labels(e.kind).inc()
-    if (this.store.kind === 'redis' || context !== 'decide') this.metrics.redisUp.set(0)
+    if (this.store.kind === 'redis' || context !== 'decide') this.metrics.setRedisUp(0)
     this.storeLog.report(log, e.kind, appId, `rate-limit store failed (${context}): ${e.message}`, {
       context,
       code: e.code,
@@ -206,8 +206,8 @@ export class Limiter {
         const p = this.store.decide(subject, policy, cost)
         decision = await (this.guard ? withTimeout(p, this.opts.timeoutMs) : p)
         this.breaker?.success()
-        this.metrics.duration.labels(this.store.kind).observe((performance.now() - t0) / 1000)
-        if (this.store.kind === 'redis') this.metrics.redisUp.set(1)
+        this.metrics.observeDuration(this.store.kind, (performance.now() - t0) / 1000)
+        if (this.store.kind === 'redis') this.metrics.setRedisUp(1)
       } catch (err) {
         this.breaker?.failure()
         this.reportStoreError(err, log, appId, 'decide')
@@ -224,7 +224,7 @@ export class Limiter {
         const t0 = performance.now()
         try {
           decision = await this.localStore.decide(subject, policy, cost)
-          this.metrics.duration.labels('memory').observe((performance.now() - t0) / 1000)
+          this.metrics.observeDuration('memory', (performance.now() - t0) / 1000)
         } catch (err) {
           // The in-process store should not fail; if it does, admit rather than answer 429.
           this.reportStoreError(err, log, appId, 'local')

@@ -50,6 +50,11 @@ export class SluiceMetrics {
   private readonly children = new Map<string, Incrementer[]>()
   /** Distinct real appIds given a label of their own. */
   private appLabels = 0
+  /** `sluice_decision_duration_seconds` children by store kind, resolved once. */
+  private readonly durationRedis: { observe(v: number): void }
+  private readonly durationMemory: { observe(v: number): void }
+  /** `sluice_config_cache_total` cells by result. */
+  private readonly cacheCells: Map<string, Incrementer>
 
   constructor(registry: Registry, maxAppIdLabels: number, client: PromClientLike = promClient) {
     this.registry = registry
@@ -64,6 +69,7 @@ export class SluiceMetrics {
           help: 'Rate-limit decisions by app and outcome',
           labelNames: ['app_id', 'decision'],
           registers: reg,
+          collect: flushPending,
         }),
     )
     this.duration = reuse(
@@ -98,6 +104,7 @@ export class SluiceMetrics {
           help: 'Config cache lookups by result',
           labelNames: ['result'],
           registers: reg,
+          collect: flushPending,
         }),
     )
     this.configReloads = reuse(
@@ -121,6 +128,31 @@ export class SluiceMetrics {
           registers: reg,
         }),
     )
+    this.cacheCells = new Map()
+    for (const r of ['hit', 'miss', 'stale', 'invalid'] as const) {
+      this.cacheCells.set(r, cell(this.configCache, this.configCache.labels(r)))
+    }
+    this.durationRedis = this.duration.labels('redis')
+    this.durationMemory = this.duration.labels('memory')
+  }
+
+  /** Observe one store decision's duration (seconds), without resolving the label per call. */
+  observeDuration(store: 'redis' | 'memory', seconds: number): void {
+    ;(store === 'redis' ? this.durationRedis : this.durationMemory).observe(seconds)
+  }
+
+  /** Set `sluice_redis_up`; a value equal to the last one set is not written again. */
+  setRedisUp(up: 0 | 1): void {
+    if (lastUp.get(this.redisUp) === up) return
+    lastUp.set(this.redisUp, up)
+    this.redisUp.set(up)
+  }
+
+  /** Count one config cache lookup (`hit`, `miss`, `stale`, `invalid`). */
+  configCacheResult(result: string): void {
+    const c = this.cacheCells.get(result)
+    if (c !== undefined) c.inc()
+    else this.configCache.labels(result).inc()
   }
 
   /** Count one decision for `appId` (`null`: anonymous). */
@@ -140,11 +172,57 @@ export class SluiceMetrics {
   }
 
   private row(label: string): Incrementer[] {
-    const row = OUTCOMES.map((o) => this.decisions.labels(label, o))
+    const row = OUTCOMES.map((o) => cell(this.decisions, this.decisions.labels(label, o)))
     this.children.set(label, row)
     return row
   }
 }
+
+/**
+ * The per-request counters (decisions, config cache) count in plain numbers and hand them to
+ * prom-client when the metric is collected (every scrape and `get()` runs `collect`), so a request
+ * pays no label hashing. Only for metrics created here (their `collect` is `flushPending`); a
+ * metric of the same name created by someone else is incremented directly.
+ */
+class PendingCell implements Incrementer {
+  pending = 0
+  constructor(private readonly child: Incrementer) {}
+  inc(value = 1): void {
+    this.pending += value
+  }
+  flush(): void {
+    if (this.pending !== 0) {
+      const v = this.pending
+      this.pending = 0
+      this.child.inc(v)
+    }
+  }
+}
+
+const pendingCells = new WeakMap<object, Set<PendingCell>>()
+
+/** `collect` of the lazily counted metrics (`this` is the metric). */
+function flushPending(this: object): void {
+  const cells = pendingCells.get(this)
+  if (cells !== undefined) for (const c of cells) c.flush()
+}
+
+/** An incrementer for `child` of `metric`: a pending cell when the metric collects them, else the child. */
+function cell(metric: object, child: Incrementer): Incrementer {
+  const collect = (metric as { collect?: unknown }).collect
+  if (collect !== flushPending) return child
+  let cells = pendingCells.get(metric)
+  if (cells === undefined) {
+    cells = new Set()
+    pendingCells.set(metric, cells)
+  }
+  const c = new PendingCell(child)
+  cells.add(c)
+  return c
+}
+
+/** Last value set on each `sluice_redis_up` gauge (shared by plugin instances reusing the metric). */
+const lastUp = new WeakMap<Gauge, number>()
 
 function reuse<T>(registry: Registry, name: string, create: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? create()

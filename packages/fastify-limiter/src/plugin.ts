@@ -143,7 +143,7 @@ const sluiceLimiterPlugin: FastifyPluginAsync<SluiceLimiterOptions> = async (fas
   let store: Store
   if (opts.store !== undefined) store = opts.store
   else if (opts.redis !== undefined) {
-    store = createRedisStore(opts.redis, opts.timeoutMs)
+    store = createRedisStore(opts.redis, opts.timeoutMs, opts.batch)
     owned.push(store)
   } else {
     store = createMemoryStore()
@@ -155,12 +155,12 @@ const sluiceLimiterPlugin: FastifyPluginAsync<SluiceLimiterOptions> = async (fas
   }
   const localStore = store.kind === 'memory' ? store : createMemoryStore()
   if (localStore !== store) owned.push(localStore)
-  metrics.redisUp.set(0)
+  metrics.setRedisUp(0)
 
   // Forward-declared: the resolver's hooks need the limiter's blocked-key cache.
   let limiter: Limiter | undefined
   const hooks: ResolverHooks = {
-    onCache: (result) => metrics.configCache.labels(result).inc(),
+    onCache: (result) => metrics.configCacheResult(result),
     onReload: (source) => metrics.configReloads.labels(source).inc(),
     onInvalid: (appId, message) => {
       fastify.log.error(
@@ -208,8 +208,8 @@ const sluiceLimiterPlugin: FastifyPluginAsync<SluiceLimiterOptions> = async (fas
 
   // sluice_redis_up follows the client's connection too (not only decisions).
   const redisClient = opts.redis
-  const onUp = () => metrics.redisUp.set(1)
-  const onDown = () => metrics.redisUp.set(0)
+  const onUp = () => metrics.setRedisUp(1)
+  const onDown = () => metrics.setRedisUp(0)
   if (redisClient !== undefined) {
     if (redisClient.status === 'ready') onUp()
     redisClient.on('ready', onUp)
@@ -332,7 +332,9 @@ const sluiceLimiterPlugin: FastifyPluginAsync<SluiceLimiterOptions> = async (fas
       }
       appId = raw
     }
-    const info = await lim.run(appId, request.ip, settings.cost, settings.policy, request.log)
+    // request.ip is a getter (a getpeername call, or proxy parsing): read it only when it is the subject.
+    const ip = appId === null ? request.ip : ''
+    const info = await lim.run(appId, ip, settings.cost, settings.policy, request.log)
     if (info === UNKNOWN_APP) {
       reply
         .code(403)

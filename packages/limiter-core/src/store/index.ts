@@ -4,8 +4,10 @@ export { parseDecision } from './decision.js'
 export { counterKey, DEFAULT_PREFIX } from './keys.js'
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js'
 export {
+  type BatchOptions,
   type CreateRedisClientOptions,
   createRedisClient,
+  DEFAULT_MAX_BATCH,
   DEFAULT_TIMEOUT_MS,
   type RedisClient,
   RedisStore,
@@ -15,3 +17,4 @@ export {
   waitUntilReady,
   withTimeout,
 } from './redis-store.js'
+export { crc16, keySlot, SLOT_COUNT } from './slot.js'

@@ -4,13 +4,15 @@ import {
   redisErrorCode,
   StoreConnectionError,
   StoreOptionsError,
+  StoreScriptError,
   StoreTimeoutError,
   toStoreError,
 } from '../errors.js'
-import { DECIDE_SCRIPT, type LuaScript } from '../generated/scripts.js'
+import { DECIDE_BATCH_SCRIPT, DECIDE_SCRIPT, type LuaScript } from '../generated/scripts.js'
 import type { CompiledPolicy, Decision, Store } from '../types.js'
 import { parseDecision } from './decision.js'
 import { checkDecideArgs, checkPrefix, counterKey, DEFAULT_PREFIX } from './keys.js'
+import { keySlot } from './slot.js'
 
 /** A standalone or Cluster ioredis client. */
 export type RedisClient = Redis | Cluster
@@ -29,18 +31,69 @@ export interface RedisStoreOptions {
   readonly prefix?: string
   /** Per-decision budget in ms (default 100); past it `decide` rejects with `StoreTimeoutError`. */
   readonly timeoutMs?: number
+  /**
+   * Batch the decisions made in one event-loop tick into one script call (decide-batch.lua): they
+   * are queued until `setImmediate` (or until `maxBatch` are waiting), grouped by the Cluster hash
+   * slot of their `{subject}` (one group on a standalone Redis), and each group is one EVALSHA that
+   * decides them one after the other, exactly as separate calls would. A failure or timeout of the
+   * call rejects every decision of that group with the store error; the `timeoutMs` budget counts
+   * from the `decide` call, queueing included. Default `false` (one EVALSHA per decision).
+   */
+  readonly batch?: boolean | BatchOptions
+}
+
+/** Options of `RedisStore`'s `batch`. */
+export interface BatchOptions {
+  /** Most decisions in one script call (default 128); a full group is sent at once. */
+  readonly maxBatch?: number
+}
+
+/** Default `batch.maxBatch`. */
+export const DEFAULT_MAX_BATCH = 128
+/** Most (subject, policy) key lists kept by a store (each a few short strings). */
+const KEY_CACHE_SIZE = 4096
+
+/** The counter keys (and Cluster slot) of one subject under one policy, computed once. */
+interface SubjectKeys {
+  readonly policy: CompiledPolicy
+  readonly keys: readonly string[]
+  /** `[...keys, 1, ...policy.argv]`: the EVALSHA tail of a cost-1 decision. */
+  readonly tail1: readonly (string | number)[]
+  readonly slot: number
+}
+
+interface Pending {
+  readonly entry: SubjectKeys
+  readonly cost: number
+  readonly resolve: (d: Decision) => void
+  readonly reject: (e: unknown) => void
+}
+
+interface Group {
+  readonly items: Pending[]
+  /** performance.now() of the first decision queued: the group's budget counts from it. */
+  readonly since: number
 }
 
 /**
  * Decides on Redis: one EVALSHA of decide.lua per decision, whatever the number of limits (all keys
- * share the `{subject}` hash tag: one Cluster slot). Falls back to EVAL when Redis answers NOSCRIPT
- * (restart, failover, SCRIPT FLUSH). Never queues: a client that is not `ready` fails at once.
+ * share the `{subject}` hash tag: one Cluster slot), or with `batch`, one EVALSHA of
+ * decide-batch.lua per tick and slot. Falls back to EVAL when Redis answers NOSCRIPT (restart,
+ * failover, SCRIPT FLUSH). Never queues on the client: a client that is not `ready` fails at once.
  */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly client: RedisClient
   readonly prefix: string
   readonly timeoutMs: number
+  /** Most decisions per script call, or 0 when not batching. */
+  readonly maxBatch: number
+  /** True when the client's own `commandTimeout` already bounds a call within `timeoutMs`. */
+  readonly clientBoundsTimeout: boolean
+  readonly #keys = new Map<string, SubjectKeys>()
+  readonly #groups = new Map<number, Group>()
+  #scheduled = false
+  readonly #cluster: boolean
 
   constructor(options: RedisStoreOptions) {
     this.client = options.client
@@ -53,20 +106,143 @@ export class RedisStore implements Store {
     }
     this.prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX)
     this.timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+    this.maxBatch = checkBatch(options.batch)
+    this.#cluster = this.client instanceof Cluster
+    this.clientBoundsTimeout = clientBounds(this.client, this.timeoutMs)
   }
 
-  async decide(subject: string, policy: CompiledPolicy, cost: number): Promise<Decision> {
-    checkDecideArgs(subject, cost)
+  decide(subject: string, policy: CompiledPolicy, cost: number): Promise<Decision> {
+    try {
+      checkDecideArgs(subject, cost)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const client = this.client
     if (client.status !== 'ready') {
-      throw new StoreConnectionError(`store connection is not ready (status: ${client.status})`)
+      return Promise.reject(
+        new StoreConnectionError(`store connection is not ready (status: ${client.status})`),
+      )
     }
-    const keys = policy.keySuffixes.map((s) => counterKey(this.prefix, subject, s))
-    const reply = await withTimeout(
-      runScript(client, DECIDE_SCRIPT, keys, [cost, ...policy.argv]),
-      this.timeoutMs,
+    const entry = this.#entry(subject, policy)
+    if (this.maxBatch > 0) return this.#enqueue(entry, cost)
+    const tail = cost === 1 ? entry.tail1 : [...entry.keys, cost, ...policy.argv]
+    if (this.clientBoundsTimeout) {
+      // The client's commandTimeout bounds the EVALSHA; only a NOSCRIPT fallback needs a timer.
+      return runScriptTail(client, DECIDE_SCRIPT, entry.keys.length, tail, this.timeoutMs).then((reply) =>
+        parseDecision(reply, policy),
+      )
+    }
+    return withTimeout(runScriptTail(client, DECIDE_SCRIPT, entry.keys.length, tail, 0), this.timeoutMs).then(
+      (reply) => parseDecision(reply, policy),
     )
-    return parseDecision(reply, policy)
+  }
+
+  /** The cached keys of `subject` under `policy` (a bounded map; the oldest entry goes first). */
+  #entry(subject: string, policy: CompiledPolicy): SubjectKeys {
+    const cache = this.#keys
+    const hit = cache.get(subject)
+    if (hit !== undefined && hit.policy === policy) return hit
+    const keys = policy.keySuffixes.map((s) => counterKey(this.prefix, subject, s))
+    const entry: SubjectKeys = {
+      policy,
+      keys,
+      tail1: [...keys, 1, ...policy.argv],
+      slot: this.#cluster ? keySlot(keys[0] ?? subject) : 0,
+    }
+    if (hit === undefined && cache.size >= KEY_CACHE_SIZE) {
+      const oldest = cache.keys().next().value
+      if (oldest !== undefined) cache.delete(oldest)
+    }
+    cache.set(subject, entry)
+    return entry
+  }
+
+  #enqueue(entry: SubjectKeys, cost: number): Promise<Decision> {
+    return new Promise<Decision>((resolve, reject) => {
+      let group = this.#groups.get(entry.slot)
+      if (group === undefined) {
+        group = { items: [], since: performance.now() }
+        this.#groups.set(entry.slot, group)
+      }
+      group.items.push({ entry, cost, resolve, reject })
+      if (group.items.length >= this.maxBatch) {
+        this.#groups.delete(entry.slot)
+        this.#send(group)
+      } else if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(this.#flush)
+      }
+    })
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false
+    const groups = [...this.#groups.values()]
+    this.#groups.clear()
+    for (const g of groups) this.#send(g)
+  }
+
+  /** One decide-batch.lua call for the decisions of `group`; settles every one of them. */
+  #send(group: Group): void {
+    const items = group.items
+    const fail = (err: unknown): void => {
+      const e = toStoreError(err)
+      for (const it of items) it.reject(e)
+    }
+    const client = this.client
+    if (client.status !== 'ready') {
+      fail(new StoreConnectionError(`store connection is not ready (status: ${client.status})`))
+      return
+    }
+    const left = this.timeoutMs - (performance.now() - group.since)
+    if (left <= 0) {
+      fail(new StoreTimeoutError(this.timeoutMs))
+      return
+    }
+    const keys: string[] = []
+    const args: (string | number)[] = [items.length]
+    for (const it of items) {
+      const { keys: k, policy } = it.entry
+      for (let i = 0; i < k.length; i++) keys.push(k[i] as string)
+      args.push(k.length, it.cost)
+      const argv = policy.argv
+      for (let i = 0; i < argv.length; i++) args.push(argv[i] as string | number)
+    }
+    let done = false
+    const timer = setTimeout(() => {
+      done = true
+      fail(new StoreTimeoutError(this.timeoutMs))
+    }, left)
+    timer.unref()
+    runScript(client, DECIDE_BATCH_SCRIPT, keys, args).then(
+      (reply) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (!Array.isArray(reply) || reply.length !== items.length) {
+          fail(
+            new StoreScriptError(
+              `decide-batch script reply has the wrong shape: expected ${items.length} replies`,
+            ),
+          )
+          return
+        }
+        for (let j = 0; j < items.length; j++) {
+          const it = items[j] as Pending
+          try {
+            it.resolve(parseDecision(reply[j], it.entry.policy))
+          } catch (err) {
+            it.reject(err)
+          }
+        }
+      },
+      (err: unknown) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        fail(err)
+      },
+    )
   }
 
   /** The store never created its client, so there is nothing to close. */
@@ -95,6 +271,69 @@ export async function runScript(
   } catch (err) {
     throw toStoreError(err)
   }
+}
+
+/**
+ * `runScript` with KEYS and ARGV already in one array (`numKeys` keys first): no array built per call.
+ * `budgetMs` > 0: the NOSCRIPT fallback EVAL is raced against what is left of that budget (counted
+ * from the call), so a caller relying on the client's commandTimeout never waits past the budget.
+ */
+async function runScriptTail(
+  client: RedisClient,
+  script: LuaScript,
+  numKeys: number,
+  tail: readonly (string | number)[],
+  budgetMs: number,
+): Promise<unknown> {
+  const started = budgetMs > 0 ? performance.now() : 0
+  try {
+    return await client.evalsha(script.sha1, numKeys, ...tail)
+  } catch (err) {
+    if (redisErrorCode(err) !== 'NOSCRIPT') throw toStoreError(err)
+  }
+  const fallback = client.eval(script.source, numKeys, ...tail).catch((err: unknown) => {
+    throw toStoreError(err)
+  })
+  if (budgetMs <= 0) return fallback
+  const left = budgetMs - (performance.now() - started)
+  if (left <= 0) {
+    fallback.catch(() => {})
+    throw new StoreTimeoutError(budgetMs)
+  }
+  return withTimeout(fallback, left).catch((err: unknown) => {
+    throw err instanceof StoreTimeoutError ? new StoreTimeoutError(budgetMs) : err
+  })
+}
+
+/**
+ * True when every call on `client` is already bounded within `timeoutMs` by the client itself: a
+ * standalone ioredis client whose `commandTimeout` (and relaxed maintenance timeout) is at most the
+ * budget. A Cluster (redirections, slot refreshes) or a client without it keeps the store's timer.
+ */
+function clientBounds(client: RedisClient, timeoutMs: number): boolean {
+  if (!(client instanceof Redis)) return false
+  const o = client.options as { commandTimeout?: unknown; maintRelaxedCommandTimeout?: unknown }
+  const ct = o.commandTimeout
+  const relaxed = o.maintRelaxedCommandTimeout
+  return (
+    typeof ct === 'number' &&
+    ct > 0 &&
+    ct <= timeoutMs &&
+    (relaxed === undefined || (typeof relaxed === 'number' && relaxed <= timeoutMs))
+  )
+}
+
+function checkBatch(batch: RedisStoreOptions['batch']): number {
+  if (batch === undefined || batch === false) return 0
+  if (batch === true) return DEFAULT_MAX_BATCH
+  if (batch === null || typeof batch !== 'object') {
+    throw new StoreOptionsError(`batch must be a boolean or { maxBatch }, got ${String(batch)}`)
+  }
+  const max = batch.maxBatch ?? DEFAULT_MAX_BATCH
+  if (!Number.isSafeInteger(max) || max < 1 || max > 10_000) {
+    throw new StoreOptionsError(`batch.maxBatch must be an integer 1..10000, got ${String(max)}`)
+  }
+  return max
 }
 
 /** Race `p` against an unref'd timer; past `timeoutMs` reject with `StoreTimeoutError`. */
