@@ -43,6 +43,23 @@ export async function registerCheck(scope: FastifyInstance, settings: Settings):
       {
         config: { rateLimit: false },
         schema: { body: bodySchema },
+        // Fastify's validator coerces types ("1e3", true, [3] would pass as a cost): check the JSON
+        // types as sent, before validation.
+        preValidation: async (request, reply) => {
+          const body = request.body as unknown as Record<string, unknown> | null
+          if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+          const badCost = body.cost !== undefined && typeof body.cost !== 'number'
+          if (typeof body.appId !== 'string' || badCost) {
+            return reply
+              .code(400)
+              .send(
+                errorBody(
+                  'SLUICE_ERR_GATEWAY_CHECK_BODY',
+                  badCost ? 'body/cost must be an integer >= 1' : 'body/appId must be a string',
+                ),
+              )
+          }
+        },
         ...(guarded ? { onRequest: requireScope('ratelimit:check') } : {}),
       },
       async (request, reply) => {

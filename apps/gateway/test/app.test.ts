@@ -45,6 +45,10 @@ t.test('embedded store: demo mode, health, reserved paths', async (t) => {
   t.equal(check.json().allowed, true)
   t.ok(Array.isArray(check.json().limits))
   t.equal((await app.inject({ method: 'POST', url: '/v1/check', payload: { cost: 1 } })).statusCode, 400)
+  for (const cost of ['1e3', ' 2', true, [3], 1.5, 0]) {
+    const r = await app.inject({ method: 'POST', url: '/v1/check', payload: { appId: 'demo-app', cost } })
+    t.equal(r.statusCode, 400, `regression: cost ${JSON.stringify(cost)} is refused, not coerced`)
+  }
   for (const [method, url] of [
     ['GET', '/v1/check'],
     ['POST', '/healthz'],
