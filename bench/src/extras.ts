@@ -78,7 +78,7 @@ async function decideArgs(
 ): Promise<{ keys: string[]; argv: (string | number)[] }> {
   const { compilePolicy } = await import('@sluice/limiter-core')
   const p = compilePolicy(limits)
-  return { keys: p.keySuffixes.map((s) => `rl:{${subject}}:${s}`), argv: [1, ...p.argv] }
+  return { keys: p.keySuffixes.map((s) => `rl:{${subject}}:${s}`), argv: [1, 0, ...p.argv] }
 }
 
 /** MEMORY USAGE of one subject's counter keys after n admitted requests, per algorithm (decide script). */

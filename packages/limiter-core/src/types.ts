@@ -8,7 +8,12 @@
 export type Algorithm = 'sliding-log' | 'sliding-window' | 'token-bucket' | 'fixed-window'
 
 /** Every algorithm name, in schema order. */
-export const ALGORITHMS: readonly Algorithm[] = ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window']
+export const ALGORITHMS: readonly Algorithm[] = [
+  'sliding-log',
+  'sliding-window',
+  'token-bucket',
+  'fixed-window',
+]
 
 /** One limit of a config: `limit` units per `windowMs` milliseconds. */
 export interface LimitSpec {

@@ -75,17 +75,35 @@ t.test('a decision over 2 limits is exactly one EVALSHA on the wire', async (t) 
   )
 })
 
+t.test('regression (late replay): a call that runs past its deadline counts nothing', async (t) => {
+  const key = `rl:{${uniquePrefix('late')}}:a:sl:60000`
+  const past = Date.now() - 60_000
+  const expired = (await runScript(admin, DECIDE_SCRIPT, [key], [1, past, 'sl', 5, 60000])) as number[]
+  t.equal(expired.length, 1, 'answers { now_ms } alone')
+  t.ok((expired[0] ?? 0) > past, 'with the Redis clock')
+  t.equal(await admin.exists(key), 0, 'nothing written')
+  const live = (await runScript(
+    admin,
+    DECIDE_SCRIPT,
+    [key],
+    [1, Date.now() + 60_000, 'sl', 5, 60000],
+  )) as number[]
+  t.equal(live.length, 5, 'a call within its deadline is decided')
+  t.equal(await admin.zcard(key), 1)
+})
+
 t.test('the script refuses malformed arguments with an error reply', async (t) => {
   const key = `rl:{${uniquePrefix('x')}}:a:fw:1000`
-  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [0, 'fw', 5, 1000]), {
+  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [0, 0, 'fw', 5, 1000]), {
     code: 'SLUICE_ERR_STORE_SCRIPT',
     message: /cost must be an integer/,
   })
-  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 'zz', 5, 1000]), {
+  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 0, 'zz', 5, 1000]), {
     message: /unknown algorithm/,
   })
-  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 'fw', 5]), { message: /expected 3 ARGV/ })
-  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 'fw', 0, 1000]), { message: /must be >= 1/ })
+  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 0, 'fw', 5]), { message: /expected 3 ARGV/ })
+  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, 0, 'fw', 0, 1000]), { message: /must be >= 1/ })
+  await t.rejects(runScript(admin, DECIDE_SCRIPT, [key], [1, -5, 'fw', 5, 1000]), { message: /deadline/ })
   t.equal(await admin.exists(key), 0, 'nothing written')
 })
 

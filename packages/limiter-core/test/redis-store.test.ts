@@ -97,7 +97,8 @@ t.test('reply shape is checked: a wrong shape is a StoreScriptError', async (t) 
   for (const bad of [
     null,
     'OK',
-    [1000],
+    [],
+    ['1000'],
     [1000, 1, 4, 10, 0],
     [1000, 1, 4, 10, 0, 1, 4, 10],
     [1000, 2, 4, 10, 0, 1, 4, 10, 0],
@@ -108,6 +109,11 @@ t.test('reply shape is checked: a wrong shape is a StoreScriptError', async (t) 
   ]) {
     t.throws(() => parseDecision(bad, two), StoreScriptError, `rejects ${JSON.stringify(bad)}`)
   }
+  t.throws(
+    () => parseDecision([1000], two, 100),
+    StoreTimeoutError,
+    '{ now_ms } alone: the call ran past its deadline, a timeout (nothing was counted)',
+  )
 })
 
 t.test('createRedisClient: options are validated; fail-fast settings', async (t) => {

@@ -146,11 +146,39 @@ t.test('a malformed batch call writes nothing and is an error reply', async (t) 
   const probe = redis.client()
   const key = `${uniquePrefix('rl')}:{m}:a:sl:60000`
   await t.rejects(
-    probe.eval(DECIDE_BATCH_SCRIPT.source, 2, key, key, 2, 1, 1, 'sl', 5, 60000, 1, 0, 'sl', 5, 60000),
+    probe.eval(DECIDE_BATCH_SCRIPT.source, 2, key, key, 2, 1, 1, 0, 'sl', 5, 60000, 1, 0, 0, 'sl', 5, 60000),
     /cost must be/,
   )
   t.equal(await probe.exists(key), 0, 'the valid first decision was not applied')
-  await t.rejects(probe.eval(DECIDE_BATCH_SCRIPT.source, 1, key, 2, 1, 1, 'sl', 5, 60000), /does not fit/)
+  await t.rejects(probe.eval(DECIDE_BATCH_SCRIPT.source, 1, key, 2, 1, 1, 0, 'sl', 5, 60000), /does not fit/)
+})
+
+t.test('regression (late replay): a batched decision past its deadline counts nothing', async (t) => {
+  const probe = redis.client()
+  const key = `${uniquePrefix('rl')}:{late}:a:sl:60000`
+  const past = Date.now() - 60_000
+  const reply = (await probe.eval(
+    DECIDE_BATCH_SCRIPT.source,
+    2,
+    key,
+    key,
+    2,
+    1,
+    1,
+    past,
+    'sl',
+    5,
+    60000,
+    1,
+    1,
+    0,
+    'sl',
+    5,
+    60000,
+  )) as number[][]
+  t.equal(reply[0]?.length, 1, 'the expired decision answers { now_ms } alone')
+  t.equal(reply[1]?.length, 5, 'the one without a deadline is decided')
+  t.equal(await probe.zcard(key), 1, 'only the live decision was counted')
 })
 
 t.test('batch option validation', async (t) => {

@@ -11,14 +11,16 @@ ARGV[1]       N: number of decisions, integer >= 1
 then per decision j, starting at ARGV[2] (a = first index of decision j):
 ARGV[a]       nlim_j: number of limits (and keys) of decision j, integer >= 1
 ARGV[a + 1]   cost_j: integer >= 1
-then per limit i of decision j (k = a + 2 + 3 * (i - 1)), exactly as compilePolicy's argv:
+ARGV[a + 2]   deadline_j: Redis time in ms past which decision j's caller has given up, or 0 for none
+              (as decide.lua's ARGV[2]: a decision that runs later counts nothing)
+then per limit i of decision j (k = a + 3 + 3 * (i - 1)), exactly as compilePolicy's argv:
 ARGV[k]       alg-code: 'sl' sliding-log | 'sw' sliding-window | 'tb' token-bucket | 'fw' fixed-window
 ARGV[k + 1]   limit: integer >= 1
 ARGV[k + 2]   windowMs: integer >= 1
 
 Time: one redis.call('TIME') for the whole call (the decisions happen at the same instant).
-Reply: an array of N replies, decision j's being decide.lua's flat reply (now_ms, then per limit:
-allowed, remaining, resetMs, retryAfterMs). Every decision's arguments are checked before any is
+Reply: an array of N replies, decision j's being decide.lua's reply ({ now_ms } alone when its
+deadline had passed; else now_ms, then per limit: allowed, remaining, resetMs, retryAfterMs). Every decision's arguments are checked before any is
 decided: a malformed call is an error reply and writes nothing.
 ]]
 --@include lib/decide.lua
@@ -34,13 +36,17 @@ local k = 1
 for j = 1, n do
   local nlim = tonumber(ARGV[a])
   local cost = tonumber(ARGV[a + 1])
-  if nlim == nil or nlim < 1 or nlim ~= math.floor(nlim) or a + 1 + 3 * nlim > #ARGV or k + nlim - 1 > #KEYS then
+  local deadline = tonumber(ARGV[a + 2])
+  if nlim == nil or nlim < 1 or nlim ~= math.floor(nlim) or a + 2 + 3 * nlim > #ARGV or k + nlim - 1 > #KEYS then
     return redis.error_reply('ERR sluice decide-batch: decision ' .. j .. ' does not fit in KEYS/ARGV')
   end
-  local err = check_range(cost, nlim, a + 2)
+  if deadline == nil or deadline < 0 then
+    return redis.error_reply('ERR sluice decide-batch: deadline of decision ' .. j .. ' must be >= 0')
+  end
+  local err = check_range(cost, nlim, a + 3)
   if err ~= nil then return err end
-  plan[j] = { cost, k, nlim, a + 2 }
-  a = a + 2 + 3 * nlim
+  plan[j] = { cost, k, nlim, a + 3, deadline }
+  a = a + 3 + 3 * nlim
   k = k + nlim
 end
 if a - 1 ~= #ARGV or k - 1 ~= #KEYS then
@@ -49,9 +55,14 @@ end
 -- pass 2: decide them in order
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now_us / 1000)
 local out = {}
 for j = 1, n do
   local p = plan[j]
-  out[j] = decide_range(now_us, p[1], p[2], p[3], p[4])
+  if p[5] > 0 and now_ms > p[5] then
+    out[j] = { now_ms }
+  else
+    out[j] = decide_range(now_us, p[1], p[2], p[3], p[4])
+  end
 end
 return out

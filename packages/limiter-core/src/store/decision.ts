@@ -1,4 +1,4 @@
-import { StoreScriptError } from '../errors.js'
+import { StoreScriptError, StoreTimeoutError } from '../errors.js'
 import type { CompiledPolicy, Decision, LimitResult } from '../types.js'
 
 /**
@@ -6,8 +6,12 @@ import type { CompiledPolicy, Decision, LimitResult } from '../types.js'
  * retryAfterMs) into a `Decision`. The memory store produces the same flat array, so both stores
  * share this one parser. Throws `StoreScriptError` when the reply does not have that shape.
  */
-export function parseDecision(reply: unknown, policy: CompiledPolicy): Decision {
+export function parseDecision(reply: unknown, policy: CompiledPolicy, timeoutMs = 0): Decision {
   const n = policy.limits.length
+  if (isExpiredReply(reply)) {
+    // The script ran after the caller's deadline and counted nothing (see decide.lua's ARGV[2]).
+    throw new StoreTimeoutError(timeoutMs)
+  }
   if (!Array.isArray(reply) || reply.length !== 1 + 4 * n) {
     throw new StoreScriptError(
       `decide script reply has the wrong shape: expected ${1 + 4 * n} integers, got ${describe(reply)}`,
@@ -47,6 +51,11 @@ export function parseDecision(reply: unknown, policy: CompiledPolicy): Decision 
     })
   }
   return { allowed, limits, blockedBy, retryAfterMs: allowed ? 0 : retryAfterMs, nowMs }
+}
+
+/** `{ now_ms }` alone: the decide scripts' answer to a call that ran past its deadline. */
+export function isExpiredReply(reply: unknown): reply is [number] {
+  return Array.isArray(reply) && reply.length === 1 && typeof reply[0] === 'number'
 }
 
 function describe(v: unknown): string {

@@ -57,14 +57,14 @@ const KEY_CACHE_SIZE = 4096
 interface SubjectKeys {
   readonly policy: CompiledPolicy
   readonly keys: readonly string[]
-  /** `[...keys, 1, ...policy.argv]`: the EVALSHA tail of a cost-1 decision. */
-  readonly tail1: readonly (string | number)[]
   readonly slot: number
 }
 
 interface Pending {
   readonly entry: SubjectKeys
   readonly cost: number
+  /** The decision's deadline on the Redis clock, ms (0: none). */
+  readonly deadline: number
   readonly resolve: (d: Decision) => void
   readonly reject: (e: unknown) => void
 }
@@ -73,6 +73,8 @@ interface Group {
   readonly items: Pending[]
   /** performance.now() of the first decision queued: the group's budget counts from it. */
   readonly since: number
+  /** Date.now() of the first decision queued (to learn the Redis clock offset). */
+  readonly sentAt: number
 }
 
 /**
@@ -94,6 +96,13 @@ export class RedisStore implements Store {
   readonly #groups = new Map<number, Group>()
   #scheduled = false
   readonly #cluster: boolean
+  /**
+   * Per hash slot (0 on standalone): Redis clock minus this process's clock, ms, learned from every
+   * reply. It maps a decision's timeout budget onto the Redis clock as the scripts' deadline, so a
+   * call that reaches Redis after its caller gave up (a partition heals, a paused Redis resumes)
+   * counts nothing. Starts at 0 (clocks in sync); one reply corrects it.
+   */
+  readonly #clockOffset = new Map<number, number>()
 
   constructor(options: RedisStoreOptions) {
     this.client = options.client
@@ -124,17 +133,34 @@ export class RedisStore implements Store {
       )
     }
     const entry = this.#entry(subject, policy)
-    if (this.maxBatch > 0) return this.#enqueue(entry, cost)
-    const tail = cost === 1 ? entry.tail1 : [...entry.keys, cost, ...policy.argv]
+    const sentAt = Date.now()
+    const deadline = this.#deadline(entry.slot, sentAt)
+    if (this.maxBatch > 0) return this.#enqueue(entry, cost, deadline, sentAt)
+    const tail = [...entry.keys, cost, deadline, ...policy.argv]
+    const done = (reply: unknown): Decision => {
+      this.#learnClock(entry.slot, reply, sentAt)
+      return parseDecision(reply, policy, this.timeoutMs)
+    }
     if (this.clientBoundsTimeout) {
       // The client's commandTimeout bounds the EVALSHA; only a NOSCRIPT fallback needs a timer.
-      return runScriptTail(client, DECIDE_SCRIPT, entry.keys.length, tail, this.timeoutMs).then((reply) =>
-        parseDecision(reply, policy),
-      )
+      return runScriptTail(client, DECIDE_SCRIPT, entry.keys.length, tail, this.timeoutMs).then(done)
     }
     return withTimeout(runScriptTail(client, DECIDE_SCRIPT, entry.keys.length, tail, 0), this.timeoutMs).then(
-      (reply) => parseDecision(reply, policy),
+      done,
     )
+  }
+
+  /** The deadline on the Redis clock of a decision started at `sentAt` (local ms). */
+  #deadline(slot: number, sentAt: number): number {
+    return Math.ceil(sentAt + (this.#clockOffset.get(slot) ?? 0) + this.timeoutMs)
+  }
+
+  /** Learn the Redis clock's offset from a reply's `now_ms` (taken halfway through the round trip). */
+  #learnClock(slot: number, reply: unknown, sentAt: number): void {
+    if (!Array.isArray(reply)) return
+    const redisNow = reply[0]
+    if (typeof redisNow !== 'number') return
+    this.#clockOffset.set(slot, redisNow - (sentAt + Date.now()) / 2)
   }
 
   /** The cached keys of `subject` under `policy` (a bounded map; the oldest entry goes first). */
@@ -146,7 +172,6 @@ export class RedisStore implements Store {
     const entry: SubjectKeys = {
       policy,
       keys,
-      tail1: [...keys, 1, ...policy.argv],
       slot: this.#cluster ? keySlot(keys[0] ?? subject) : 0,
     }
     if (hit === undefined && cache.size >= KEY_CACHE_SIZE) {
@@ -157,14 +182,14 @@ export class RedisStore implements Store {
     return entry
   }
 
-  #enqueue(entry: SubjectKeys, cost: number): Promise<Decision> {
+  #enqueue(entry: SubjectKeys, cost: number, deadline: number, sentAt: number): Promise<Decision> {
     return new Promise<Decision>((resolve, reject) => {
       let group = this.#groups.get(entry.slot)
       if (group === undefined) {
-        group = { items: [], since: performance.now() }
+        group = { items: [], since: performance.now(), sentAt }
         this.#groups.set(entry.slot, group)
       }
-      group.items.push({ entry, cost, resolve, reject })
+      group.items.push({ entry, cost, deadline, resolve, reject })
       if (group.items.length >= this.maxBatch) {
         this.#groups.delete(entry.slot)
         this.#send(group)
@@ -204,7 +229,7 @@ export class RedisStore implements Store {
     for (const it of items) {
       const { keys: k, policy } = it.entry
       for (let i = 0; i < k.length; i++) keys.push(k[i] as string)
-      args.push(k.length, it.cost)
+      args.push(k.length, it.cost, it.deadline)
       const argv = policy.argv
       for (let i = 0; i < argv.length; i++) args.push(argv[i] as string | number)
     }
@@ -227,10 +252,11 @@ export class RedisStore implements Store {
           )
           return
         }
+        this.#learnClock(items[0]!.entry.slot, reply[0], group.sentAt)
         for (let j = 0; j < items.length; j++) {
           const it = items[j] as Pending
           try {
-            it.resolve(parseDecision(reply[j], it.entry.policy))
+            it.resolve(parseDecision(reply[j], it.entry.policy, this.timeoutMs))
           } catch (err) {
             it.reject(err)
           }
