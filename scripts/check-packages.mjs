@@ -13,10 +13,15 @@ for (const dir of dirs) {
   const out = mkdtempSync(join(tmpdir(), 'sluice-pack-'))
   try {
     execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: join(root, dir), stdio: 'pipe' })
-    const tarball = join(out, readdirSync(out).find((f) => f.endsWith('.tgz')))
+    const tarball = join(
+      out,
+      readdirSync(out).find((f) => f.endsWith('.tgz')),
+    )
     const bin = (name) => join(root, 'node_modules', '.bin', name)
     execFileSync(bin('publint'), ['run', tarball, '--strict'], { stdio: 'inherit' })
-    execFileSync(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'table-flipped'], { stdio: 'inherit' })
+    execFileSync(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'table-flipped'], {
+      stdio: 'inherit',
+    })
     console.log(`ok ${pkg.name}`)
   } catch (err) {
     failed++

@@ -4,13 +4,17 @@
 import { readFileSync } from 'node:fs'
 
 const [logFile, failedStepsArg = '0', third = ''] = process.argv.slice(2)
-const text = readFileSync(logFile, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+const ESC = String.fromCharCode(27)
+const text = readFileSync(logFile, 'utf8').replace(new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g'), '')
 let pass = 0
 let fail = 0
 let suites = 0
 for (const m of text.matchAll(/# \{ ([^}]*) \}/g)) {
   const fields = Object.fromEntries(
-    m[1].split(',').map((kv) => kv.split(':').map((s) => s.trim())).map(([k, v]) => [k, Number(v)]),
+    m[1]
+      .split(',')
+      .map((kv) => kv.split(':').map((s) => s.trim()))
+      .map(([k, v]) => [k, Number(v)]),
   )
   if (!('total' in fields)) continue
   suites++

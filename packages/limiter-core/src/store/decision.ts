@@ -8,7 +8,8 @@ import type { CompiledPolicy, Decision, LimitResult } from '../types.js'
  */
 export function parseDecision(reply: unknown, policy: CompiledPolicy, timeoutMs = 0): Decision {
   const n = policy.limits.length
-  if (isExpiredReply(reply)) {
+  // (A policy without limits has the same one-element reply, and nothing to expire.)
+  if (n > 0 && isExpiredReply(reply)) {
     // The script ran after the caller's deadline and counted nothing (see decide.lua's ARGV[2]).
     throw new StoreTimeoutError(timeoutMs)
   }
