@@ -404,8 +404,6 @@ class Resolver implements ConfigResolver {
         }
       }, 200)
       this.#poll.unref()
-    } else {
-      sub.on('ready', this.#resubscribe)
     }
     try {
       await withTimeout(sub.subscribe(CONFIG_UPDATES_CHANNEL), Math.max(2000, this.#timeoutMs))
@@ -413,6 +411,9 @@ class Resolver implements ConfigResolver {
     } catch (err) {
       this.#error(err instanceof Error ? err : new Error(String(err)), 'config subscribe')
     }
+    // Listen for 'ready' only now: the first connection's 'ready' is not a reconnect. (Attached
+    // earlier, it re-subscribed a second time and marked entries cached meanwhile as stale.)
+    if (!isCluster(sub)) sub.on('ready', this.#resubscribe)
     this.#guard = setInterval(() => void this.#reseed(), this.#guardMs)
     this.#guard.unref()
   }
