@@ -93,14 +93,15 @@ t.test('cluster: single-flight and a silent warm cache', async (t) => {
   const app = uniquePrefix('sf')
   await repo.put(app, cfg(3))
   await new Promise((res) => setTimeout(res, 50))
-  const before = await calls(['get', 'mget'])
+  const before = await calls(['get'])
+  const beforeMget = await calls(['mget'])
   const all = await Promise.all(Array.from({ length: 50 }, () => r.resolve(app)))
   t.ok(all.every((v) => v === all[0] && v.source === 'app'))
-  t.equal(
-    await calls(['get', 'mget']),
-    before + 2,
-    'one GET of the app and one of the default (no CROSSSLOT MGET)',
-  )
+  // One GET of the app, plus one of the default unless the default is already cached (the start-up
+  // seed may have cached it, depending on timing): never one read per concurrent miss.
+  const gets = (await calls(['get'])) - before
+  t.ok(gets >= 1 && gets <= 2, `50 concurrent misses: ${gets} GET(s), not 50`)
+  t.equal(await calls(['mget']), beforeMget, 'no CROSSSLOT MGET on Cluster')
   const warm = await calls()
   for (let i = 0; i < 1000; i++) if (r.resolve(app) instanceof Promise) throw new Error('not synchronous')
   t.equal(await calls(), warm, 'no command on a warm cache')
