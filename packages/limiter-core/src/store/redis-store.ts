@@ -150,9 +150,14 @@ export class RedisStore implements Store {
     )
   }
 
-  /** The deadline on the Redis clock of a decision started at `sentAt` (local ms). */
+  /**
+   * The deadline on the Redis clock of a decision started at `sentAt` (local ms): the budget minus
+   * a margin (a fifth of it, at least 2 ms), so that a call Redis runs just before its deadline can
+   * still answer before the caller gives up. A call run in that last stretch answers as a timeout.
+   */
   #deadline(slot: number, sentAt: number): number {
-    return Math.ceil(sentAt + (this.#clockOffset.get(slot) ?? 0) + this.timeoutMs)
+    const margin = Math.max(2, Math.ceil(this.timeoutMs / 5))
+    return Math.floor(sentAt + (this.#clockOffset.get(slot) ?? 0) + this.timeoutMs - margin)
   }
 
   /** Learn the Redis clock's offset from a reply's `now_ms` (taken halfway through the round trip). */
