@@ -14,9 +14,9 @@ import {
   type ResolvedConfig,
   type SluiceStoreError,
   type Store,
-  StoreTimeoutError,
   serializeConfig,
   toStoreError,
+  withTimeout,
 } from '@sluice/limiter-core'
 import type { FastifyBaseLogger } from 'fastify'
 import { agedDecision, BlockedCache } from './blocked-cache.js'
@@ -43,23 +43,6 @@ export interface LimiterDeps {
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown }).then === 'function'
-}
-
-/** `p`, or a `StoreTimeoutError` after `ms` (a safety net over the store's own timeout). */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms)
-    p.then(
-      (v) => {
-        clearTimeout(timer)
-        resolve(v)
-      },
-      (e: unknown) => {
-        clearTimeout(timer)
-        reject(e)
-      },
-    )
-  })
 }
 
 /** A ResolvedConfig for a config that did not come from a resolver (static, or the outage fallback). */
