@@ -4,7 +4,7 @@
 --
 -- KEYS[1] config key `rateLimitConfig:<appId>`
 --
--- ARGV[1] precondition: '' none; '*' the config must exist; else a comma-separated list of quoted
+-- ARGV[1] precondition: '' none; '*' the config must exist; '!' it must not exist; else a comma-separated list of quoted
 --         ETags, one of which must equal the stored value's ETag (If-Match)
 -- ARGV[2] pub/sub channel (`rateLimitConfig:updates`)
 -- ARGV[3] appId (the published message)
@@ -13,21 +13,10 @@
 --        { 2, '' } when there was nothing to delete and no precondition (nothing published);
 --        { 0, currentEtag or '' } when the precondition failed (nothing written).
 
-local current = redis.call('GET', KEYS[1])
-local currentEtag = ''
-if current then
-  currentEtag = '"' .. redis.sha1hex(current) .. '"'
-end
+--@include lib/precondition.lua
 
-local cond = ARGV[1]
-if cond == '*' then
-  if not current then return { 0, '' } end
-elseif cond ~= '' then
-  if not current then return { 0, '' } end
-  if not string.find(',' .. cond .. ',', ',' .. currentEtag .. ',', 1, true) then
-    return { 0, currentEtag }
-  end
-end
+local current, currentEtag, failed = read_and_check(KEYS[1], ARGV[1])
+if failed then return failed end
 
 if not current then return { 2, '' } end
 redis.call('DEL', KEYS[1])

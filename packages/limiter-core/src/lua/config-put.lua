@@ -22,23 +22,10 @@
 -- Reply: { 1, newEtag, oldEtag or '', version, atMs } when stored;
 --        { 0, currentEtag or '' } when the precondition failed (nothing written).
 
-local current = redis.call('GET', KEYS[1])
-local currentEtag = ''
-if current then
-  currentEtag = '"' .. redis.sha1hex(current) .. '"'
-end
+--@include lib/precondition.lua
 
-local cond = ARGV[1]
-if cond == '*' then
-  if not current then return { 0, '' } end
-elseif cond == '!' then
-  if current then return { 0, currentEtag } end
-elseif cond ~= '' then
-  if not current then return { 0, '' } end
-  if not string.find(',' .. cond .. ',', ',' .. currentEtag .. ',', 1, true) then
-    return { 0, currentEtag }
-  end
-end
+local current, currentEtag, failed = read_and_check(KEYS[1], ARGV[1])
+if failed then return failed end
 
 local raw = ARGV[2]
 local newEtag = '"' .. redis.sha1hex(raw) .. '"'
